@@ -42,12 +42,13 @@ def _reader(spark: SparkSession, fmt: str):
 def split_outcomes(units: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(records, rejects, drops) of a unit frame."""
     rejected = F.col("reject_reason").isNotNull()
-    dropped = F.col("drop_reason").isNotNull() if "drop_reason" in units.columns else F.lit(False)
+    dropped = F.col("drop_reason").isNotNull()
     return (units.filter(~rejected & ~dropped), units.filter(rejected), units.filter(~rejected & dropped))
 
 
 def write_all(spark: SparkSession, units: DataFrame, cfg: Config, timings: dict[str, float],
-              source_files: dict[str, list[tuple[str, int]]]) -> dict[str, Any]:
+              source_files: dict[str, list[tuple[str, int]]], reports: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
     """Write everything, count it back, check the balance, write the manifest; return the manifest."""
     started = time.monotonic()
     out = cfg.output.path
@@ -65,11 +66,10 @@ def write_all(spark: SparkSession, units: DataFrame, cfg: Config, timings: dict[
     _writer(rejects.select(*[F.col(c).alias(a) for a, c in REJECT_COLUMNS.items()]).orderBy(*ORDER), "jsonl")(spark_path(rej_path))
     outputs["rejected"] = {"path": rej_path, "format": "jsonl"}
     drop_path = join(out, "dropped")
-    if "drop_reason" in units.columns:
-        drop_cols = ["id", "kind", "source", F.col("drop_reason").alias("reason"), "duplicate_of",
-                     "source_file", "source_offset", "source_index"]
-        _writer(drops.select(*drop_cols).orderBy(*ORDER), "jsonl")(spark_path(drop_path))
-        outputs["dropped"] = {"path": drop_path, "format": "jsonl"}
+    drop_cols = ["id", "kind", "source", F.col("drop_reason").alias("reason"), "duplicate_of",
+                 "source_file", "source_offset", "source_index"]
+    _writer(drops.select(*drop_cols).orderBy(*ORDER), "jsonl")(spark_path(drop_path))
+    outputs["dropped"] = {"path": drop_path, "format": "jsonl"}
 
     # Count what is on disk, not what we meant to write.
     written = []
@@ -101,6 +101,7 @@ def write_all(spark: SparkSession, units: DataFrame, cfg: Config, timings: dict[
         "config": cfg.public_dict(),
         "counts": counts.pop("__all__"),
         "sources": _source_report(units, counts, source_files),
+        "stages": reports or {},
         "outputs": outputs,
         "timings_s": timings,
     }

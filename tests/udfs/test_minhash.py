@@ -192,9 +192,11 @@ def test_chunking_splits_documents_without_changing_results(
 ) -> None:
     docs = [shingles(t, ngram=2, unit="auto") for t in SYNTHETIC * 3]
     whole = signature_matrix(docs, num_perm=64, scheme=scheme)  # type: ignore[arg-type]
+    assert whole.shape == (len(docs), 64)
     # 64 cells = one shingle per chunk, then 5 shingles: every document-boundary case gets crossed.
-    for cells in (64, 5 * 64):
+    for cells, hash_block in [(64, 1), (5 * 64, 3)]:
         monkeypatch.setattr(minhash, "_CHUNK_CELLS", cells)
+        monkeypatch.setattr(minhash, "_HASH_BLOCK", hash_block)
         np.testing.assert_array_equal(signature_matrix(docs, num_perm=64, scheme=scheme), whole)  # type: ignore[arg-type]
 
 
