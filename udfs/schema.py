@@ -51,6 +51,7 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("split", pa.string()),  # split: train | val | test
     ("drop_reason", pa.string()),  # filter/dedup/budget: why a good record was left out
     ("duplicate_of", pa.string()),  # dedup: the id of the record kept instead
+    ("epoch", pa.int32()),  # budget: 2, 3, ... on extra copies of a repeated record (null = original)
     # original extra fields, as a JSON object string
     ("meta", pa.string()),
     # lineage

@@ -308,6 +308,11 @@ def validate(cfg: Config, check_paths: bool = True) -> Config:
     _validate_dedup(cfg.dedup, [s.name for s in cfg.sources])
     _validate_budget(cfg.budget, [s.name for s in cfg.sources])
     _validate_split(cfg.split)
+    wants_tokens = cfg.budget.model_params is not None or cfg.budget.tokens is not None or any(
+        "tokens" in spec for spec in cfg.budget.kind_budgets.values())
+    if wants_tokens and not cfg.filter.enabled:
+        raise ConfigError("budget: a token budget needs token counts; set filter.enabled: true "
+                          "(the filter stage counts tokens) or remove the budget")
     if cfg.ingest.split_bytes < 1 << 20:
         raise ConfigError("ingest.split_bytes: must be at least 1048576 (1 MiB)")
     return cfg
