@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jobs.common.config import ConfigError, SourceConfig, load
+from jobs.pipeline import STAGES
 
 EPILOG = """examples:
   corpusmill run conf/local.yaml
@@ -51,9 +52,10 @@ def _counter_text(counter: dict[str, int]) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs.pipeline import run
+    from jobs.progress import Progress
 
     cfg = load(args.config, args.overrides)
-    manifest = run(cfg, args.stage, log=(lambda _m: None) if args.quiet else print)
+    manifest = run(cfg, args.stage, progress=Progress.for_run(quiet=args.quiet, master=cfg.spark.master))
     if manifest is None:
         return 0
     rows = []
@@ -125,6 +127,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from jobs.verify import verify
+
+    result = verify(args.output, workers=args.jobs)
+    for problem in result.problems:
+        print(f"MISMATCH {problem}", file=sys.stderr)
+    status = "OK" if result.ok else f"FAILED ({len(result.problems)} problem(s))"
+    print(f"{status}: {result.files} files, {result.rows} rows, {result.bytes} bytes checked against "
+          f"{args.output.rstrip('/')}/manifest.json")
+    return 0 if result.ok else 1
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     from jobs.samples import write_samples
 
@@ -144,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML config, e.g. conf/local.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set output.path=/tmp/out (repeatable)")
-    p.add_argument("--stage", choices=("ingest", "normalize", "write"),
+    p.add_argument("--stage", choices=STAGES,
                    help="run one stage on the previous stage's output in <output>/_work")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_run)
@@ -166,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--rejects", action="store_true", help="print rejected records too")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("verify", help="re-check every shard's rows, bytes and sha256 against manifest.json "
+                                      "(exit 1 naming each mismatch)")
+    p.add_argument("output", help="the run's output.path: local path or URL (s3://...; AWS env for credentials)")
+    p.add_argument("--jobs", type=int, default=8, help="files checked in parallel (default 8)")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("samples", help="write the embedded sample data set (every supported shape) to a directory")
     p.add_argument("directory")

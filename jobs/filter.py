@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common.config import Config, FilterConfig
-from udfs.filters import FilterParams, Limits, annotate_batch
+from udfs.filters import FilterParams, annotate_batch
 
 _NEEDED = ["kind", "text", "system", "messages", "prompt", "chosen", "rejected", "completion"]
 
@@ -24,7 +24,7 @@ def params_of(f: FilterConfig) -> FilterParams:
     return FilterParams(
         lang_backend=f.lang_backend, lang_prefix_chars=f.lang_prefix_chars, languages=tuple(f.languages),
         min_lang_score=f.min_lang_score,
-        lengths={k: Limits(**vars(v)) for k, v in f.lengths.items()},
+        lengths=dict(f.lengths),
         tokenizer=f.tokenizer, per_message_overhead=f.per_message_overhead,
         chat_template=f.chat_template, max_seq_len=f.max_seq_len)
 

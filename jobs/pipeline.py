@@ -24,9 +24,15 @@ from typing import Any
 
 from jobs.common.config import Config, load
 from jobs.common.io import join, read_json, spark_path, write_text
+from jobs.progress import Progress
 
 # name -> "module:function"; the order is the pipeline order.
-TRANSFORMS: dict[str, str] = {}
+TRANSFORMS: dict[str, str] = {
+    "filter": "jobs.filter:apply",
+    "dedup": "jobs.dedup:apply",
+    "budget": "jobs.budget:apply",
+    "split": "jobs.split:apply",
+}
 STAGES = ("ingest", "normalize", *TRANSFORMS, "write")
 
 
@@ -43,61 +49,80 @@ def _previous(stage: str) -> str:
     return STAGES[STAGES.index(stage) - 1]
 
 
-def run(cfg: Config, stage: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any] | None:
-    """Run every stage (``stage=None``) or just one; returns the manifest when ``write`` ran."""
+def run(cfg: Config, stage: str | None = None, log: Callable[[str], None] = print,
+        progress: Progress | None = None) -> dict[str, Any] | None:
+    """Run every stage (``stage=None``) or just one; returns the manifest when ``write`` ran.
+
+    Progress goes to ``progress`` (console lines locally, logging on a cluster, nothing when quiet);
+    by default, console lines through ``log``.
+    """
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     from jobs.common.session import get_session
     from jobs.ingest import ingest, plan
     from jobs.normalize import normalize
     from jobs.write import write_all
 
+    progress = progress or Progress("console", emit=log)
     spark = get_session(cfg.spark.master, cfg.spark.app_name, cfg.spark.conf)
     timings: dict[str, float] = {}
     reports: dict[str, Any] = {}
     started = time.monotonic()
 
-    def mark(name: str, t0: float, detail: str = "") -> None:
-        timings[name] = round(time.monotonic() - t0, 3)
-        log(f"[corpusmill] {name:<10} done in {timings[name]:7.1f}s {detail}".rstrip())
+    def good(df: Any) -> int:
+        return df.filter(F.col("reject_reason").isNull() & F.col("drop_reason").isNull()).count()
 
     def save(df: Any, name: str) -> None:
         df.write.mode("overwrite").parquet(spark_path(work_path(cfg, name)))
 
-    t0 = time.monotonic()
+    def timed(entry: Any) -> None:
+        timings[entry.stage] = entry.elapsed_s
+
     read_units, files = plan(cfg)
     n_files = sum(len(v) for v in files.values())
-    log(f"[corpusmill] plan       {len(cfg.sources)} sources, {n_files} files, {len(read_units)} read units")
+    progress.note(f"plan       {len(cfg.sources)} sources, {n_files} files, {len(read_units)} read units")
     if stage == "ingest":
-        save(ingest(spark, cfg, read_units), "ingest")
-        mark("ingest", t0)
+        with progress.stage("ingest") as p:
+            save(ingest(spark, cfg, read_units), "ingest")
         return None
     if stage == "normalize":
-        save(normalize(spark.read.parquet(spark_path(work_path(cfg, "ingest"))), cfg), "normalize")
-        mark("normalize", t0)
+        with progress.stage("normalize") as p:
+            units = normalize(spark.read.parquet(spark_path(work_path(cfg, "ingest"))), cfg)
+            save(units, "normalize")
         return None
     if stage in TRANSFORMS:
-        units = spark.read.parquet(spark_path(work_path(cfg, _previous(stage))))
-        units, report = _transform(stage)(spark, units, cfg)
-        save(units, stage)
-        write_text(work_path(cfg, stage) + ".report.json", json.dumps(report, default=str))
-        mark(stage, t0)
+        with progress.stage(stage) as p:
+            units, report = _transform(stage)(spark, spark.read.parquet(spark_path(work_path(cfg, _previous(stage)))), cfg)
+            save(units, stage)
+            write_text(work_path(cfg, stage) + ".report.json", json.dumps(report, default=str))
         return None
     if stage == "write":
         units = spark.read.parquet(spark_path(work_path(cfg, _previous("write"))))
         for name in TRANSFORMS:
             reports[name] = read_json(work_path(cfg, name) + ".report.json")
+        records = None
     else:
-        units = normalize(ingest(spark, cfg, read_units), cfg).persist(StorageLevel.MEMORY_AND_DISK)
-        mark("normalize", t0, f"{units.count()} units")
+        with progress.stage("normalize") as p:
+            units = normalize(ingest(spark, cfg, read_units), cfg).persist(StorageLevel.MEMORY_AND_DISK)
+            p.records_in = units.count()
+            p.records_out = records = good(units)
+        timed(p)
         for name in TRANSFORMS:
-            t0 = time.monotonic()
-            units, reports[name] = _transform(name)(spark, units, cfg)
-            mark(name, t0)
-    manifest = write_all(spark, units, cfg, timings, files, reports)
-    c = manifest["counts"]
-    log(f"[corpusmill] write      done in {timings['write']:7.1f}s {c['output']} records, "
-        f"{sum(c['rejected'].values())} rejected, {sum(c['dropped'].values())} dropped -> {cfg.output.path}")
+            with progress.stage(name, records_in=records) as p:
+                # Persisted: later stages run several actions, and langid/MinHash must not run twice.
+                # The previous stage's cache stays: unpersisting it would also drop this one
+                # (Spark uncaches dependent plans) and every stage would recompute its inputs.
+                units, reports[name] = _transform(name)(spark, units, cfg)
+                units = units.persist(StorageLevel.MEMORY_AND_DISK)
+                p.records_out = records = good(units)
+            timed(p)
+    with progress.stage("write", records_in=records) as p:
+        manifest = write_all(spark, units, cfg, timings, files, reports, progress=progress.summary())
+        c = manifest["counts"]
+        p.records_out = c["output"]
+        p.detail = (f"{sum(c['rejected'].values())} rejected, {sum(c['dropped'].values())} dropped "
+                    f"-> {cfg.output.path}")
     timings["total"] = round(time.monotonic() - started, 3)
     return manifest
 
@@ -110,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     cfg = load(args.config, args.overrides)
-    run(cfg, args.stage, log=(lambda _m: None) if args.quiet else print)
+    run(cfg, args.stage, progress=Progress.for_run(quiet=args.quiet, master=cfg.spark.master))
     return 0
 
 

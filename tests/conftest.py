@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.shared import shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_data_dir() -> Path | None:
-    value = os.environ.get("CORPUSMILL_SHARED_DATA")
-    if value and Path(value).is_dir():
-        return Path(value)
-    return None
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (third-party data); skipped where absent, a failure under CI."""
-    path = shared_data_dir()
-    if path is None:
-        reason = ("real third-party data not available: set CORPUSMILL_SHARED_DATA to the shared/data "
-                  "directory (.ci/run sets it to ../shared/data)")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason + " -- required under CI")
-        pytest.skip(reason)
-    return path
+    return shared_data_dir()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Nothing is lost: per-source counts and the balance check ``input == output + rejected + dropped``.
 
 ``input`` counts units: every raw record read, plus the extra units that expansion created (an
-instance list of 3 is 1 raw record and 3 units; a ranked list of 4 responses is 3 pairs). The
+instance list of 3 is 1 raw record and 3 units; a ranked list of 4 responses is 3 pairs), plus the
+extra copies the budget stage wrote for a repeated source (``repeated``). The
 other side is counted from what was actually written, so a record lost between normalize and the
 files on disk shows up as an imbalance and fails the run.
 """
@@ -18,7 +19,7 @@ class AccountingError(RuntimeError):
 
 
 def empty_counts() -> dict[str, Any]:
-    return {"raw_records": 0, "expanded": 0, "input": 0, "output": 0, "rejected": {}, "dropped": {},
+    return {"raw_records": 0, "expanded": 0, "repeated": 0, "input": 0, "output": 0, "rejected": {}, "dropped": {},
             "output_by_kind": {}}
 
 
@@ -26,7 +27,7 @@ def build_counts(units: Iterable[dict[str, Any]], written: Iterable[dict[str, An
                  ) -> dict[str, dict[str, Any]]:
     """Counts per source (and ``__all__``).
 
-    ``units``: rows ``{source, raw_records, units}`` from the normalized data.
+    ``units``: rows ``{source, raw_records, units, repeated?}`` from the final unit frame.
     ``written``: rows ``{source, outcome: output|rejected|dropped, kind, reason, n}`` read back
     from the written files.
     """
@@ -34,8 +35,10 @@ def build_counts(units: Iterable[dict[str, Any]], written: Iterable[dict[str, An
     for row in units:
         for key in (row["source"], "__all__"):
             c = per[key]
+            repeated = row.get("repeated", 0)
             c["raw_records"] += row["raw_records"]
-            c["expanded"] += row["units"] - row["raw_records"]
+            c["repeated"] += repeated
+            c["expanded"] += row["units"] - row["raw_records"] - repeated
             c["input"] += row["units"]
     for row in written:
         for key in (row["source"], "__all__"):

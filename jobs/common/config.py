@@ -18,6 +18,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from udfs.filters import Limits as LengthLimits  # bounds on one kind's text; null = no bound
 from udfs.readers import FORMATS
 from udfs.shapes import SHAPES
 
@@ -64,18 +65,6 @@ class OutputConfig:
     storage_options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class LengthLimits:
-    """Bounds on one kind's text (cpt: text; sft/preference: all turns); null = no bound."""
-
-    min_chars: int | None = None
-    max_chars: int | None = None
-    min_words: int | None = None
-    max_words: int | None = None
-    min_lines: int | None = None
-    max_lines: int | None = None
-
-
 def _default_lengths() -> dict[str, LengthLimits]:
     # Only what no trainer can use: near-empty documents. Maximums are off (books are documents).
     return {"cpt": LengthLimits(min_words=3), "sft": LengthLimits(min_chars=1),
@@ -111,7 +100,7 @@ class DedupConfig:
     lowercase: bool = True
     bands: int | None = None  # explicit LSH banding; default: chosen from threshold and min_recall
     rows: int | None = None
-    min_recall: float = 0.95  # banding catches a pair at exactly `threshold` with this probability
+    min_recall: float = 0.99  # banding catches a pair at exactly `threshold` with this probability
     verify: bool = True  # check candidates by true Jaccard of the shingle sets
     scope: str = "global"  # global (across sources) | per_source
     source_priority: list[str] = field(default_factory=list)  # keep policy: earlier sources win

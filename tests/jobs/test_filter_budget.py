@@ -134,5 +134,8 @@ def test_weights_and_repeats(spark, samples_dir, tmp_path):
         assert max((int(r["id"].rsplit("~", 1)[1]) for r in copies), default=1) <= 3
     books = report["sources"]["books"]
     assert books["extra_copies"] == 2 and books["selected"] == 3 * books["available"]  # capped at 3 epochs
+    counts = manifest["sources"]["books"]["counts"]
+    written_books = [r for r in cpt if r["source"] == "books"]
+    assert counts["raw_records"] == 20 and counts["repeated"] == len(written_books) - 20
     assert manifest["balanced"]
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["balanced"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import shared_data_dir
 from udfs import langid
 from udfs.langid import make_detector, normalize_lang, resolve_cjk, text_for_langid
 
@@ -20,19 +21,6 @@ BACKENDS = ["langdetect", "fasttext"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def shared_data_dir() -> Path:
-    """The real third-party data; skipped when absent, but a failure under CI=true (CI must run it)."""
-    root = os.environ.get("CORPUSMILL_SHARED_DATA")
-    reason = (
-        "CORPUSMILL_SHARED_DATA is not set"
-        if not root
-        else f"CORPUSMILL_SHARED_DATA={root} is not a directory"
-    )
-    if root and Path(root).is_dir():
-        return Path(root)
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true requires the real-data tests to run")
-    pytest.skip(f"{reason}; real-data tests need the shared data (e.g. /work/shared/data)")
 
 
 def alpaca_prompts(lang: str) -> list[str]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 from scipy.integrate import quad
 
+from tests.shared import shared_data_file
 from udfs.lsh import (
     band_hashes,
     bands_rows_for_recall,
@@ -25,22 +24,9 @@ from udfs.lsh import (
 )
 from udfs.minhash import shingles, signature_matrix
 
-SHARED_DATA_ENV = "CORPUSMILL_SHARED_DATA"
 DEDUP_DEMO = "data-juicer/demos/data/demo-dataset-deduplication.jsonl"
 
 
-def shared_data_file(relative: str) -> Path:
-    """The shared third-party data file, or skip (fail under CI=true) when it is not there."""
-    root = os.environ.get(SHARED_DATA_ENV)
-    if not root:
-        reason = f"{SHARED_DATA_ENV} is not set: point it at the shared third-party data (../shared/data)"
-    elif not (Path(root) / relative).is_file():
-        reason = f"{relative} not found under {SHARED_DATA_ENV}={root}"
-    else:
-        return Path(root) / relative
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the shared data is missing: {reason}")
-    pytest.skip(reason)
 
 
 # --- banding parameters ------------------------------------------------------------------------

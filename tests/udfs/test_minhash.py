@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 from datasketch import MinHash
 
+from tests.shared import shared_data_file
 from udfs import minhash
 from udfs.minhash import empty_signature, permutations, shingles, signature_matrix
-
-SHARED_DATA_ENV = "CORPUSMILL_SHARED_DATA"
-
-
-def shared_data_file(relative: str) -> Path:
-    """The shared third-party data file, or skip (fail under CI=true) when it is not there."""
-    root = os.environ.get(SHARED_DATA_ENV)
-    if not root:
-        reason = f"{SHARED_DATA_ENV} is not set: point it at the shared third-party data (../shared/data)"
-    elif not (Path(root) / relative).is_file():
-        reason = f"{relative} not found under {SHARED_DATA_ENV}={root}"
-    else:
-        return Path(root) / relative
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the shared data is missing: {reason}")
-    pytest.skip(reason)
 
 
 def read_texts(relative: str) -> list[str]:

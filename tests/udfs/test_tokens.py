@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.shared import shared_data_dir
 from udfs import tokens
 from udfs.tokens import (
     CHATML_END,
@@ -57,19 +58,6 @@ def synthetic_corpus(n_lines: int = 4000, seed: int = 0) -> list[str]:
     return lines
 
 
-def shared_data_dir() -> Path:
-    """The real third-party data; skipped when absent, but a failure under CI=true (CI must run it)."""
-    root = os.environ.get("CORPUSMILL_SHARED_DATA")
-    reason = (
-        "CORPUSMILL_SHARED_DATA is not set"
-        if not root
-        else f"CORPUSMILL_SHARED_DATA={root} is not a directory"
-    )
-    if root and Path(root).is_dir():
-        return Path(root)
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true requires the real-data tests to run")
-    pytest.skip(f"{reason}; real-data tests need the shared data (e.g. /work/shared/data)")
 
 
 def jsonl_texts(relative: str) -> list[str]:
