@@ -139,3 +139,15 @@ def test_weights_and_repeats(spark, samples_dir, tmp_path):
     assert counts["raw_records"] == 20 and counts["repeated"] == len(written_books) - 20
     assert manifest["balanced"]
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["balanced"]
+
+
+def test_kind_budget_in_records_for_sft(spark, samples_dir, tmp_path):
+    cfg = samples_config(samples_dir, tmp_path / "out", [
+        "dedup.enabled=false", "budget.kind_budgets={sft: {records: 20}}"])
+    manifest = run(cfg, log=lambda _m: None)
+    report = manifest["stages"]["budget"]["sft"]
+    sft = read_records(tmp_path / "out" / "sft")
+    assert report["unit"] == "records" and report["target"] == 20 and report["achieved"] == len(sft) == 20
+    assert manifest["counts"]["dropped"] == {"over_budget": 92 - 20}
+    assert len(read_records(tmp_path / "out" / "cpt")) == 117  # other kinds untouched
+    assert manifest["balanced"]
