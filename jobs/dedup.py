@@ -2,18 +2,21 @@
 
 Only good records take part (``reject_reason`` and ``drop_reason`` null); the rest pass through.
 
-1. **Key and signature**, one Arrow pass (``mapInArrow``): the dedup key per kind
-   (:mod:`udfs.dedup_key`), its exact hash (blake2b-128 of the key whitespace-collapsed and, with
-   ``lowercase``, casefolded), and the LSH band hashes of its MinHash, which is bit-identical to
-   datasketch's for the same num_perm/seed/scheme/hash (:mod:`udfs.minhash`, :mod:`udfs.lsh`).
+1. **Key and signature**: the dedup key per kind (:mod:`udfs.dedup_key`, built by a Spark
+   expression, :func:`key_column`), then one Arrow pass (``mapInArrow``) over (id, key): the
+   key's exact hash (XXH3-128 of the key whitespace-collapsed and, with ``lowercase``,
+   casefolded), and the LSH band hashes of its MinHash, which is bit-identical to datasketch's for the same num_perm/seed/scheme/hash (:mod:`udfs.minhash`, :mod:`udfs.lsh`).
 2. **Exact**: records with the same exact hash form a group; all but its best record (keep policy
    below) leave the near stage.
 3. **Candidates**: records sharing a band bucket. A bucket of k records gives k-1 edges, each member
    to the bucket's smallest id, so a bucket of 20,000 boilerplate copies stays linear.
-4. **Verification** (``verify``): the true Jaccard of the two keys' shingle sets, recomputed for both
-   ends of every candidate edge; edges below ``threshold`` never enter the graph.
-5. **Clusters**: connected components of the verified edges by large-star / small-star rounds in
-   Spark, lineage cut every step (``checkpoint`` when the SparkContext has a checkpoint directory,
+4. **Verification** (``verify``): the true Jaccard of the two keys' shingle sets, computed for
+   every candidate edge from the distinct shingles of both ends (as 64-bit hashes: see
+   :func:`_shingle_sets_fn`); edges below ``threshold`` never enter the graph.
+5. **Clusters**: connected components of the verified edges. A graph of up to
+   ``local_components_max_edges`` edges (default 2M: ~100 MB in one Python worker) goes to one
+   executor task's union-find (:mod:`udfs.components`), one Spark job; a larger one to
+   large-star / small-star rounds in Spark, lineage cut every step (``checkpoint`` when the SparkContext has a checkpoint directory,
    e.g. ``spark.checkpoint.dir`` on a cluster; ``localCheckpoint`` otherwise: nothing to clean up
    and no path Spark must be able to write, at the price that losing an executor fails the stage,
    since truncated lineage cannot be recomputed). Nothing about edges or ids is collected to the
@@ -50,17 +53,18 @@ from pyspark.sql import types as T
 
 from jobs.common.config import Config, ConfigError, DedupConfig
 from jobs.common.io import join, spark_path
-from udfs.dedup_key import dedup_key, exact_key_hash, shingle_batch
+from udfs.components import label_components
+from udfs.dedup_key import exact_key_hashes, shingle_spans
 from udfs.lsh import band_hashes, bands_rows_for_recall, candidate_probability
-from udfs.minhash import hash_shingles, signatures_from_hashes
+from udfs.minhash import signatures_from_hashes, span_hashes
+from udfs.sha1 import hash_spans
 
 EXACT = "exact_duplicate"
 NEAR = "near_duplicate"
-_KEY_COLUMNS = ["id", "kind", "text", "system", "messages", "prompt", "completion"]
 _CHUNK_DOCS = 1024  # documents per signature batch: big enough for numpy, small enough for cache
 # Up to this many rows, the small side of a join is broadcast so the corpus is never shuffled.
 _BROADCAST_ROWS = 2_000_000
-_BROADCAST_KEY_BYTES = 64 << 20  # dedup keys of candidate ends, for verification
+_BROADCAST_SET_BYTES = 64 << 20  # shingle-hash sets of candidate ends, for verification
 
 FEATURES = T.StructType([
     T.StructField("id", T.StringType()),
@@ -75,9 +79,7 @@ FEATURES = T.StructType([
 _FEATURES_ARROW = pa.schema([("id", pa.string()), ("source", pa.string()), ("scope", pa.string()),
                              ("priority", pa.int32()), ("key_len", pa.int32()), ("exact_hash", pa.string()),
                              ("n_shingles", pa.int32()), ("bands", pa.list_(pa.int64()))])
-KEYS = T.StructType([T.StructField("id", T.StringType()), T.StructField("key", T.StringType())])
-VERIFIED = T.StructType([T.StructField("a", T.StringType()), T.StructField("b", T.StringType()),
-                         T.StructField("jaccard", T.DoubleType())])
+SETS = T.StructType([T.StructField("node", T.LongType()), T.StructField("set", T.ArrayType(T.LongType()))])
 
 
 def banding(d: DedupConfig) -> tuple[int, int]:
@@ -89,9 +91,28 @@ def banding(d: DedupConfig) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- Arrow functions
-def _keys_of(batch: pa.RecordBatch) -> list[str]:
-    cols = {name: batch.column(name).to_pylist() for name in _KEY_COLUMNS[1:]}
-    return [dedup_key(*values) for values in zip(*(cols[c] for c in _KEY_COLUMNS[1:]), strict=True)]
+def key_column() -> Column:
+    """:func:`udfs.dedup_key.dedup_key` as a Spark expression, so that only (id, key) cross into
+    Python: converting the nested message columns to Arrow costs more than the MinHash itself."""
+    empty = F.array().cast("array<string>")
+
+    def nonempty(c: Column) -> Column:
+        return F.coalesce(F.length(c), F.lit(0)) > 0
+
+    def turns(messages: Column) -> Column:
+        def turn(m: Column) -> Column:
+            extra = [F.when(nonempty(m[f]), F.concat(F.lit("\n"), m[f])).otherwise(F.lit(""))
+                     for f in ("reasoning", "tool_calls")]
+            return F.concat(F.coalesce(F.nullif(m["role"], F.lit("")), F.lit("unknown")), F.lit(": "),
+                            F.coalesce(m["content"], F.lit("")), *extra)
+        return F.coalesce(F.transform(messages, turn), empty)
+
+    system = F.when(nonempty(F.col("system")), F.array(F.concat(F.lit("system: "), F.col("system")))).otherwise(empty)
+    return (F.when(F.col("kind") == "cpt", F.coalesce(F.col("text"), F.lit("")))
+            .when(F.col("kind") == "sft", F.array_join(F.concat(system, turns(F.col("messages"))), "\n"))
+            .when(F.col("kind") == "preference",
+                  F.array_join(F.concat(system, turns(F.col("prompt")), turns(F.col("completion"))), "\n"))
+            .otherwise(F.lit("")))
 
 
 def _features_fn(d: DedupConfig, bands: int, rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -101,14 +122,15 @@ def _features_fn(d: DedupConfig, bands: int, rows: int) -> Callable[[Iterator[pa
         for big in batches:
             for start in range(0, big.num_rows, _CHUNK_DOCS):
                 batch = big.slice(start, _CHUNK_DOCS)
-                keys = _keys_of(batch)
+                keys = batch.column("key").to_pylist()
                 n = len(keys)
                 band_values: pa.Array = pa.nulls(n, pa.list_(pa.int64()))
                 n_shingles = np.zeros(n, dtype=np.int32)
                 if d.near:
-                    flat, counts = shingle_batch(keys, d.ngram, d.unit, d.lowercase)
-                    sig = signatures_from_hashes(hash_shingles(flat, d.hash, width), counts,  # type: ignore[arg-type]
-                                                 d.num_perm, d.seed, d.scheme)  # type: ignore[arg-type]
+                    spans = shingle_spans(keys, d.ngram, d.unit, d.lowercase)
+                    counts = spans.counts
+                    hashes = span_hashes(spans.buf, spans.starts, spans.ends, d.hash, width)  # type: ignore[arg-type]
+                    sig = signatures_from_hashes(hashes, counts, d.num_perm, d.seed, d.scheme)  # type: ignore[arg-type]
                     values = band_hashes(sig, bands, rows).reshape(-1)
                     offsets = pa.array(np.arange(0, n * bands + 1, bands, dtype=np.int32))
                     band_values = pa.ListArray.from_arrays(offsets, pa.array(values), mask=pa.array(counts == 0))
@@ -116,64 +138,65 @@ def _features_fn(d: DedupConfig, bands: int, rows: int) -> Callable[[Iterator[pa
                 yield pa.RecordBatch.from_arrays([
                     batch.column("id"), batch.column("source"), batch.column("scope"), batch.column("priority"),
                     pa.array([len(k) for k in keys], pa.int32()),
-                    pa.array([exact_key_hash(k, d.lowercase) for k in keys], pa.string()),
+                    pa.array(exact_key_hashes(keys, d.lowercase), pa.string()),
                     pa.array(n_shingles), band_values,
                 ], schema=_FEATURES_ARROW)
 
     return run
 
 
-def _key_text_fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    for batch in batches:
-        yield pa.RecordBatch.from_arrays([batch.column("id"), pa.array(_keys_of(batch), pa.string())],
-                                         names=["id", "key"])
+def _shingle_sets_fn(d: DedupConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """(id, set): each key's distinct shingles as sorted 64-bit hashes (first 8 bytes of their
+    SHA-1), for the Jaccard of candidate pairs. Comparing hashes instead of the shingles themselves
+    can only merge two different shingles on a 64-bit collision: for two 1,000-shingle documents
+    a chance of about 5e-14."""
 
-
-def _verify_fn(d: DedupConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            a, b = batch.column("a").to_pylist(), batch.column("b").to_pylist()
-            key_a, key_b = batch.column("key_a").to_pylist(), batch.column("key_b").to_pylist()
-            # Edges arrive grouped by `a` (a bucket's smallest id): shingle each distinct key once.
-            texts: dict[str, str] = {}
-            for ids, keys in ((a, key_a), (b, key_b)):
-                texts.update(zip(ids, keys, strict=True))
-            order = list(texts)
-            flat, counts = shingle_batch([texts[i] for i in order], d.ngram, d.unit, d.lowercase)
-            ends = np.cumsum(counts).tolist()
-            sets = {i: set(flat[e - c:e]) for i, e, c in zip(order, ends, counts.tolist(), strict=True)}
-            scores = []
-            for x, y in zip(a, b, strict=True):
-                sx, sy = sets[x], sets[y]
-                union = len(sx | sy)
-                scores.append(len(sx & sy) / union if union else 1.0)
-            yield pa.RecordBatch.from_arrays([pa.array(a, pa.string()), pa.array(b, pa.string()),
-                                              pa.array(scores, pa.float64())], names=["a", "b", "jaccard"])
+        for big in batches:
+            for start in range(0, big.num_rows, _CHUNK_DOCS):
+                batch = big.slice(start, _CHUNK_DOCS)
+                spans = shingle_spans(batch.column("key").to_pylist(), d.ngram, d.unit, d.lowercase)
+                hashes = hash_spans(spans.buf, spans.starts, spans.ends, 64).view(np.int64)
+                ends = np.cumsum(spans.counts)
+                starts = ends - spans.counts
+                for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                    hashes[a:b].sort()  # per key, in place: ~10x faster than one lexsort
+                first = np.ones(len(hashes), dtype=bool)  # first of a run of equal hashes in a key
+                first[1:] = hashes[1:] != hashes[:-1]
+                first[starts[spans.counts > 0]] = True
+                doc = np.repeat(np.arange(len(spans.counts)), spans.counts)
+                distinct = np.bincount(doc[first], minlength=len(spans.counts))
+                offsets = np.concatenate(([0], np.cumsum(distinct))).astype(np.int32)
+                sets = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hashes[first]))
+                yield pa.RecordBatch.from_arrays([batch.column("node"), sets], names=["node", "set"])
 
     return run
 
 
 # --------------------------------------------------------------------------- Spark helpers
-def _materialize(df: DataFrame) -> tuple[DataFrame, int]:
+def _materialize(df: DataFrame, *aggregates: Column) -> tuple[Any, ...]:
     """Compute ``df`` once, cut its lineage, and count it (see the module docstring for which
-    checkpoint). A local checkpoint is filled by the count itself: one job, not two."""
+    checkpoint): ``(df, count, *aggregates)``. A local checkpoint is filled by the aggregation
+    itself: one job, not two."""
     if df.sparkSession.sparkContext.getCheckpointDir():
         cached = df.persist(StorageLevel.MEMORY_AND_DISK)
         out = cached.checkpoint(eager=True)
         cached.unpersist()
     else:
         out = df.localCheckpoint(eager=False)
-    return out, out.count()
+    row = out.agg(F.count(F.lit(1)), *aggregates).first()
+    return (out, *row)
 
 
 def _maybe_broadcast(df: DataFrame, rows: int) -> DataFrame:
     return F.broadcast(df) if rows <= _BROADCAST_ROWS else df
 
 
-def _policy(prefix: str = "") -> Column:
-    """Keep-policy order as a struct; the smallest wins: priority, then longest key, then id."""
-    return F.struct(F.col(prefix + "priority").alias("priority"), (-F.col(prefix + "key_len")).alias("neg_len"),
-                    F.col(prefix + "id").alias("id"))
+def _policy(*extra: str) -> Column:
+    """Keep-policy order as a struct; the smallest wins: priority, then longest key, then id
+    (unique, so ``extra`` fields only come along)."""
+    return F.struct(F.col("priority").alias("priority"), (-F.col("key_len")).alias("neg_len"), F.col("id").alias("id"),
+                    *[F.col(c) for c in extra])
 
 
 def _priority(source_priority: list[str]) -> Column:
@@ -221,6 +244,28 @@ def connected_components(edges: DataFrame, max_iterations: int) -> tuple[DataFra
     return labels, rounds, converged
 
 
+def _local_components_fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    a: list[Any] = []
+    b: list[Any] = []
+    kind = None
+    for batch in batches:
+        kind = batch.schema.field("a").type
+        a += batch.column("a").to_pylist()
+        b += batch.column("b").to_pylist()
+    if a:
+        ids, roots = label_components(a, b)
+        yield pa.RecordBatch.from_arrays([pa.array(ids, kind), pa.array(roots, kind)], names=["id", "root"])
+
+
+def local_components(edges: DataFrame) -> DataFrame:
+    """:func:`connected_components`' labels from one executor task's union-find
+    (:func:`udfs.components.label_components`): for graphs that fit one task, in one job instead of
+    a few per round. Nothing reaches the driver."""
+    node = edges.schema["a"].dataType
+    schema = T.StructType([T.StructField("id", node), T.StructField("root", node)])
+    return edges.coalesce(1).mapInArrow(_local_components_fn, schema)
+
+
 def _size_bin(size: int) -> str:
     if size <= 3:
         return str(size)
@@ -266,61 +311,76 @@ def apply(spark: SparkSession, units: DataFrame, cfg: Config) -> tuple[DataFrame
     if records.rdd.getNumPartitions() < parallelism:  # e.g. one big input file: keep every core busy
         records = records.repartition(parallelism)
     t0 = time.monotonic()
-    features = (records.select(*_KEY_COLUMNS, "source", scope.alias("scope"),
+    features = (records.select("id", key_column().alias("key"), "source", scope.alias("scope"),
                                _priority(d.source_priority).alias("priority"))
-                .mapInArrow(_features_fn(d, bands, rows), FEATURES))
+                .mapInArrow(_features_fn(d, bands, rows), FEATURES)
+                # The graph works on these unique longs (cheaper to shuffle and compare than ids).
+                .withColumn("node", F.monotonically_increasing_id()))
 
     # Exact: the best record of each exact group represents it in the near stage.
     if d.exact:
         group = Window.partitionBy("scope", "exact_hash")
-        features = (features.withColumn("exact_rep", F.min(_policy()).over(group)["id"])
+        best = F.min(_policy("node")).over(group)
+        features = (features.withColumn("exact_rep", best["id"]).withColumn("exact_rep_node", best["node"])
                     .withColumn("exact_size", F.count(F.lit(1)).over(group)))
     else:
-        features = features.withColumn("exact_rep", F.col("id")).withColumn("exact_size", F.lit(1))
-    features, n_records = _materialize(features)
+        features = (features.withColumn("exact_rep", F.col("id")).withColumn("exact_rep_node", F.col("node"))
+                    .withColumn("exact_size", F.lit(1)))
+    features, n_records, n_shingles = _materialize(features, F.sum("n_shingles"))
+    n_shingles = n_shingles or 0
     t0 = mark("signatures_exact", t0)
 
     n_candidates = n_verified = rounds = 0
+    components_method = None
     converged = True
     labels = None
     if d.near:
-        reps = features.where((F.col("id") == F.col("exact_rep")) & (F.col("n_shingles") > 0))
+        reps = features.where((F.col("node") == F.col("exact_rep_node")) & (F.col("n_shingles") > 0))
         # One long per (scope, band): a 64-bit collision between two buckets can only add candidates.
-        buckets = (reps.select("id", "scope", F.explode("bands").alias("band"))
-                   .select("id", F.xxhash64("scope", "band").alias("bucket")))
+        buckets = (reps.select("node", "scope", F.explode("bands").alias("band"))
+                   .select("node", F.xxhash64("scope", "band").alias("bucket")))
         in_bucket = Window.partitionBy("bucket")
         candidates, n_candidates = _materialize(
-            buckets.withColumn("root", F.min("id").over(in_bucket)).where(F.col("id") != F.col("root"))
-            .select(F.col("root").alias("a"), F.col("id").alias("b")).distinct())
+            buckets.withColumn("root", F.min("node").over(in_bucket)).where(F.col("node") != F.col("root"))
+            .select(F.col("root").alias("a"), F.col("node").alias("b")).distinct())
         t0 = mark("candidates", t0)
         edges, n_verified = candidates, n_candidates
         if d.verify and n_candidates:
-            ends = candidates.select(F.col("a").alias("id")).unionByName(candidates.select(F.col("b").alias("id")))
-            keys = (units.join(_maybe_broadcast(ends, 2 * n_candidates), "id", "left_semi").select(*_KEY_COLUMNS)
-                    .mapInArrow(_key_text_fn, KEYS))
-            keys = keys.localCheckpoint(eager=False)
-            key_bytes = keys.agg(F.sum(F.length("key"))).first()[0] or 0
-            # Small enough (the usual case: duplicates are a few % of a corpus): no shuffle of texts.
-            key_side = F.broadcast(keys) if key_bytes <= _BROADCAST_KEY_BYTES else keys
-            pairs = (candidates.join(key_side.select(F.col("id").alias("a"), F.col("key").alias("key_a")), "a")
-                     .join(key_side.select(F.col("id").alias("b"), F.col("key").alias("key_b")), "b")
-                     .select("a", "b", "key_a", "key_b").sortWithinPartitions("a"))
-            scored, _ = _materialize(pairs.mapInArrow(_verify_fn(d), VERIFIED))
-            edges = scored.where(F.col("jaccard") >= F.lit(d.threshold)).select("a", "b")
-            n_verified = edges.count()
+            # Shingle sets of the candidates' ends only (a few % of a corpus, usually): one Python
+            # pass over those records, then the Jaccard of each pair in the JVM.
+            ends = candidates.select(F.col("a").alias("node")).unionByName(candidates.select(F.col("b").alias("node")))
+            end_ids = features.select("node", "id").join(_maybe_broadcast(ends, 2 * n_candidates), "node", "left_semi")
+            sets = (units.join(_maybe_broadcast(end_ids, 2 * n_candidates), "id")
+                    .select("node", key_column().alias("key"))
+                    .mapInArrow(_shingle_sets_fn(d), SETS))
+            # Computed once (both joins read the checkpoint), broadcast when small (8 bytes a shingle).
+            sets, _ = _materialize(sets)
+            set_bytes = 2 * n_candidates * 8 * (n_shingles / max(n_records, 1))
+            side = F.broadcast(sets) if set_bytes <= _BROADCAST_SET_BYTES else sets
+            x, y = side.alias("x"), side.alias("y")
+            common = F.size(F.array_intersect(F.col("x.set"), F.col("y.set")))
+            union = F.size("x.set") + F.size("y.set") - common
+            scored = (candidates.join(x, F.col("a") == F.col("x.node")).join(y, F.col("b") == F.col("y.node"))
+                      .select("a", "b", F.when(union > 0, common / union).otherwise(F.lit(1.0)).alias("jaccard")))
+            edges, n_verified = _materialize(scored.where(F.col("jaccard") >= F.lit(d.threshold)).select("a", "b"))
             t0 = mark("verify", t0)
-        if n_verified:
+        if n_verified and n_verified <= d.local_components_max_edges:
+            labels, components_method = local_components(edges), "local"
+        elif n_verified:
             labels, rounds, converged = connected_components(edges, d.max_iterations)
-            t0 = mark("components", t0)
+            components_method = "distributed"
+        if n_verified:
+            t0 = mark("components", t0)  # the local union-find runs as part of the decisions job
 
     # Members of non-trivial clusters: exact groups of 2+, and exact representatives with an edge.
-    members = features.select("id", "source", "scope", "priority", "key_len", "exact_rep", "exact_size")
+    members = features.select("id", "source", "scope", "priority", "key_len", "exact_rep", "exact_rep_node",
+                              "exact_size")
     if labels is not None:
-        members = members.join(labels.withColumnRenamed("id", "exact_rep"), "exact_rep", "left")
+        members = members.join(labels.withColumnRenamed("id", "exact_rep_node"), "exact_rep_node", "left")
     else:
-        members = members.withColumn("root", F.lit(None).cast("string"))
+        members = members.withColumn("root", F.lit(None).cast("long"))
     members = (members.where((F.col("exact_size") > 1) | F.col("root").isNotNull())
-               .withColumn("component", F.coalesce("root", "exact_rep")))
+               .withColumn("component", F.coalesce("root", "exact_rep_node")))
     cluster = Window.partitionBy("scope", "component")
     decisions, n_decisions = _materialize(
         members.withColumn("kept", F.min(_policy()).over(cluster)["id"])
@@ -368,11 +428,13 @@ def apply(spark: SparkSession, units: DataFrame, cfg: Config) -> tuple[DataFrame
                    "candidate_probability_at_threshold": round(candidate_probability(d.threshold, bands, rows), 4),
                    "seed": d.seed, "scheme": d.scheme, "hash": d.hash, "ngram": d.ngram, "unit": d.unit,
                    "lowercase": d.lowercase, "verify": d.verify, "scope": d.scope,
+                   "local_components_max_edges": d.local_components_max_edges,
                    "source_priority": list(d.source_priority)},
         "counts": {"records": n_records, "exact_dropped": totals[EXACT], "near_dropped": totals[NEAR],
                    "kept": n_records - totals[EXACT] - totals[NEAR], "clusters": sum(by_size.values()),
                    "candidate_pairs": n_candidates, "verified_pairs": n_verified,
-                   "components_rounds": rounds, "components_converged": converged},
+                   "components_method": components_method, "components_rounds": rounds,
+                   "components_converged": converged},
         "cluster_sizes": {str(size): n for size, n in sizes},  # exact: records per cluster -> clusters
         "cluster_size_histogram": histogram,  # the same in power-of-two bins: 2, 3, 4-7, 8-15, ...
         "dropped_by_source": {src: dict(sorted(v.items())) for src, v in sorted(drops.items())},

@@ -8,13 +8,14 @@ shingle.
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+
+from udfs.sha1 import hash_spans
 
 Unit = Literal["word", "char", "auto"]
 Scheme = Literal["affine32", "affine64", "legacy"]
@@ -55,7 +56,6 @@ _FMIX = {
 # Cells of the (num_perm x shingles) product held at once (4-8 MiB): measured fastest on 2 KB
 # documents; smaller chunks pay per-chunk overhead, larger ones fall out of cache.
 _CHUNK_CELLS = 1 << 20
-_HASH_BLOCK = 1 << 16
 
 
 def is_mostly_no_space_script(text: str) -> bool:
@@ -154,18 +154,9 @@ def hash_shingles(flat: Sequence[bytes], hash: HashName = "sha1", width: int = 3
     equal datasketch only when it is given ``hashfunc=xxhash.xxh32_intdigest`` (or ``xxh64_intdigest``).
     """
     if hash == "sha1":
-        sha1 = hashlib.sha1
-        out = np.empty(len(flat), dtype=np.uint32 if width == 32 else np.uint64)
-        # Blocks bound the list of digest objects (~50 B each); one join per block beats slicing or
-        # struct.unpack per shingle.
-        for start in range(0, len(flat), _HASH_BLOCK):
-            block = flat[start : start + _HASH_BLOCK]
-            digests = np.frombuffer(b"".join([sha1(s).digest() for s in block]), dtype="<u4").reshape(-1, 5)
-            if width == 32:
-                out[start : start + len(block)] = digests[:, 0]
-            else:
-                out[start : start + len(block)] = np.ascontiguousarray(digests[:, :2]).view("<u8")[:, 0]
-        return out
+        lengths = np.fromiter(map(len, flat), dtype=np.int64, count=len(flat))
+        ends = np.cumsum(lengths)
+        return hash_spans(b"".join(flat), ends - lengths, ends, width)
     if hash in ("xxh32", "xxh64"):
         try:
             import xxhash
@@ -180,6 +171,15 @@ def hash_shingles(flat: Sequence[bytes], hash: HashName = "sha1", width: int = 3
         return np.fromiter(map(func, flat), dtype=dtype, count=len(flat))
     msg = f"hash must be one of {', '.join(HASHES)}, got {hash!r}"
     raise ValueError(msg)
+
+
+def span_hashes(buf: bytes, starts: np.ndarray, ends: np.ndarray, hash: HashName = "sha1",
+                width: int = 32) -> np.ndarray:
+    """:func:`hash_shingles` of the shingles ``buf[starts[k]:ends[k]]`` (see
+    :func:`udfs.dedup_key.shingle_spans`); sha1 hashes the spans in place (:mod:`udfs.sha1`)."""
+    if hash == "sha1":
+        return hash_spans(buf, starts, ends, width)
+    return hash_shingles([buf[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)], hash, width)
 
 
 def _permute_into(
@@ -203,17 +203,89 @@ def _permute_into(
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _signature_kernels() -> dict[str, Any] | None:
+    """numba loops computing the signatures one document at a time, the running minimum of every
+    permutation kept in a small array (vectorized over permutations): about 4x faster than the
+    numpy version, which materializes the (num_perm, shingles) product. None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    u32, u64 = np.uint32, np.uint64
+    prime = u64((1 << 61) - 1)
+    low32 = u64(0xFFFFFFFF)
+
+    @numba.njit(nogil=True, cache=True)
+    def affine32(h: Any, counts: Any, a: Any, b: Any, out: Any) -> None:
+        running = np.empty(a.shape[0], dtype=np.uint32)
+        pos = 0
+        for d in range(counts.shape[0]):
+            running[:] = u32(0xFFFFFFFF)
+            for k in range(pos, pos + counts[d]):
+                x = u32(h[k])  # MurmurHash3 fmix32, then a*x + b mod 2^32
+                x = u32(x ^ (x >> u32(16)))
+                x = u32(x * u32(0x85EBCA6B))
+                x = u32(x ^ (x >> u32(13)))
+                x = u32(x * u32(0xC2B2AE35))
+                x = u32(x ^ (x >> u32(16)))
+                for p in range(a.shape[0]):
+                    running[p] = min(running[p], u32(a[p] * x + b[p]))
+            pos += counts[d]
+            out[d, :] = running
+
+    @numba.njit(nogil=True, cache=True)
+    def affine64(h: Any, counts: Any, a: Any, b: Any, out: Any) -> None:
+        running = np.empty(a.shape[0], dtype=np.uint64)
+        pos = 0
+        for d in range(counts.shape[0]):
+            running[:] = u64(0xFFFFFFFFFFFFFFFF)
+            for k in range(pos, pos + counts[d]):
+                x = u64(h[k])  # MurmurHash3 fmix64, then a*x + b mod 2^64
+                x = x ^ (x >> u64(33))
+                x = x * u64(0xFF51AFD7ED558CCD)
+                x = x ^ (x >> u64(33))
+                x = x * u64(0xC4CEB9FE1A85EC53)
+                x = x ^ (x >> u64(33))
+                for p in range(a.shape[0]):
+                    running[p] = min(running[p], a[p] * x + b[p])
+            pos += counts[d]
+            out[d, :] = running
+
+    @numba.njit(nogil=True, cache=True)
+    def legacy(h: Any, counts: Any, a: Any, b: Any, out: Any) -> None:
+        running = np.empty(a.shape[0], dtype=np.uint64)
+        pos = 0
+        for d in range(counts.shape[0]):
+            running[:] = low32
+            for k in range(pos, pos + counts[d]):
+                x = u64(h[k])
+                for p in range(a.shape[0]):
+                    v = a[p] * x + b[p]  # wraps mod 2^64, as datasketch's does
+                    v = (v & prime) + (v >> u64(61))  # mod 2^61 - 1 without a division
+                    if v >= prime:
+                        v -= prime
+                    running[p] = min(running[p], v & low32)
+            pos += counts[d]
+            out[d, :] = running
+
+    return {"affine32": affine32, "affine64": affine64, "legacy": legacy}
+
+
 def signatures_from_hashes(
     hashes: np.ndarray,
     counts: Sequence[int] | np.ndarray,
     num_perm: int = 128,
     seed: int = 1,
     scheme: Scheme = "affine32",
+    kernel: bool | None = None,
 ) -> np.ndarray:
     """Signatures of documents whose shingle hashes lie concatenated in ``hashes``, ``counts[i]`` each.
 
     Returns ``(len(counts), num_perm)``: uint32 for ``affine32``, uint64 for ``legacy`` and
     ``affine64`` (datasketch's dtypes). A document with no shingles gets the empty-MinHash value.
+    Computed by numba when it is installed (``kernel=None``; True requires it, False forces numpy:
+    both give the same values).
     """
     a, b = permutations(num_perm, seed, scheme)
     counts = np.asarray(counts, dtype=np.int64)
@@ -221,6 +293,14 @@ def signatures_from_hashes(
         msg = f"counts sum to {int(counts.sum())} but there are {len(hashes)} hashes"
         raise ValueError(msg)
     dtype = _DTYPE[scheme]
+    kernels = _signature_kernels() if kernel is not False else None
+    if kernel and kernels is None:
+        msg = "kernel=True needs numba: pip install numba"
+        raise ImportError(msg)
+    if kernels is not None:
+        out = np.empty((len(counts), num_perm), dtype=dtype)
+        kernels[scheme](np.ascontiguousarray(hashes), counts, a, b, out)
+        return out
     # Permutation-major (num_perm, shingles) so the per-document min runs over contiguous memory.
     out = np.full((num_perm, len(counts)), _MAX_HASH[scheme], dtype=dtype)
     doc_of_row = np.repeat(np.arange(len(counts)), counts)
@@ -242,6 +322,7 @@ def signature_matrix(
     seed: int = 1,
     scheme: Scheme = "affine32",
     hash: HashName = "sha1",
+    kernel: bool | None = None,
 ) -> np.ndarray:
     """MinHash signatures of a batch of shingle lists, shape ``(len(docs), num_perm)``.
 
@@ -253,7 +334,7 @@ def signature_matrix(
         raise ValueError(msg)
     flat = list(itertools.chain.from_iterable(docs))
     hashes = hash_shingles(flat, hash, 64 if scheme == "affine64" else 32)
-    return signatures_from_hashes(hashes, [len(d) for d in docs], num_perm, seed, scheme)
+    return signatures_from_hashes(hashes, [len(d) for d in docs], num_perm, seed, scheme, kernel)
 
 
 def empty_signature(num_perm: int = 128, scheme: Scheme = "affine32") -> np.ndarray:

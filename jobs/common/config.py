@@ -105,6 +105,9 @@ class DedupConfig:
     scope: str = "global"  # global (across sources) | per_source
     source_priority: list[str] = field(default_factory=list)  # keep policy: earlier sources win
     max_iterations: int = 30  # connected components rounds before giving up
+    # Verified graphs up to this many edges: union-find in one executor task (one Spark job) instead
+    # of large-star/small-star rounds (a few jobs each). 0 = always distributed.
+    local_components_max_edges: int = 2_000_000
     decontaminate: list[str] = field(default_factory=list)  # paths of evaluation sets to dedup against
 
 
@@ -333,6 +336,9 @@ def _validate_dedup(d: DedupConfig, sources: list[str]) -> None:
     _choice("dedup.scope", d.scope, ("global", "per_source"))
     if d.num_perm < 2 or d.ngram < 1:
         raise ConfigError("dedup.num_perm must be >= 2 and dedup.ngram >= 1")
+    if d.max_iterations < 1 or d.local_components_max_edges < 0:
+        raise ConfigError("dedup.max_iterations must be >= 1 and dedup.local_components_max_edges >= 0 "
+                          "(0 = always the distributed rounds)")
     if (d.bands is None) != (d.rows is None):
         raise ConfigError("dedup.bands and dedup.rows: set both (explicit banding) or neither (chosen from threshold)")
     if d.bands is not None and d.rows is not None and d.bands * d.rows > d.num_perm:

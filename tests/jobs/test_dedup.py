@@ -19,7 +19,8 @@ from datasketch import MinHash
 
 from jobs.common.config import Config, load
 from jobs.common.schema import UNIT_STRUCT
-from jobs.dedup import apply, banding
+from jobs.dedup import apply, banding, key_column
+from udfs.dedup_key import dedup_key
 from udfs.lsh import band_hashes, jaccard
 from udfs.minhash import shingles
 from udfs.schema import UNIT_SCHEMA
@@ -68,6 +69,52 @@ def true_jaccard(a: str, b: str) -> float:
 
 
 # --- hand-made cases -------------------------------------------------------------------------------
+
+def _keys_equal_reference(df) -> int:
+    """key_column() (Spark) against udfs.dedup_key.dedup_key (Python) on every row of ``df``."""
+    cols = ["kind", "text", "system", "messages", "prompt", "completion"]
+    rows = df.select("id", key_column().alias("key"), *cols).collect()
+    for r in rows:
+        as_dicts = [[m.asDict() for m in r[c]] if r[c] is not None else None for c in cols[3:]]
+        assert r["key"] == dedup_key(r["kind"], r["text"], r["system"], *as_dicts), r["id"]
+    return len(rows)
+
+
+def test_key_column_equals_the_python_dedup_key(spark):
+    def m(role: str | None, content: str | None, tool_calls: str | None = None, reasoning: str | None = None):
+        return {"role": role, "content": content, "tool_calls": tool_calls, "name": None, "reasoning": reasoning}
+
+    call = '[{"name": "f", "arguments": {"x": 1}}]'
+    rows = [
+        unit("c1", "Some text.\nMore."), unit("c2", None), unit("c3", ""),
+        unit("s1", kind="sft", system="Be brief.", messages=[m("user", "Hi"), m("assistant", "Hello")]),
+        unit("s2", kind="sft", system="", messages=[m(None, None), m("", "x"), m("assistant", "", tool_calls=call)]),
+        unit("s3", kind="sft", messages=[m("assistant", "Sure.", reasoning="think"), m("tool", "ok", reasoning="")]),
+        unit("s4", kind="sft", messages=None), unit("s5", kind="sft", messages=[]),
+        unit("p1", kind="preference", system="Poet.", prompt=[m("user", "Haiku?")],
+             chosen=[m("assistant", "a")], rejected=[m("assistant", "b")]),
+        unit("p2", kind="preference", prompt=[m("user", "Sky green?")], completion=[m("assistant", "No.")]),
+        unit("p3", kind="preference", prompt=None, completion=None),
+        unit("x1", kind=None, text="not a known kind"),  # type: ignore[arg-type]
+    ]
+    assert _keys_equal_reference(spark.createDataFrame(rows, UNIT_STRUCT)) == len(rows)
+
+
+@pytest.mark.shared_data
+def test_key_column_equals_the_python_dedup_key_on_real_data(spark, tmp_path, shared_data):
+    """Tool calls, reasoning, multimodal turns, HH-RLHF and KTO prompts, as normalize writes them."""
+    from jobs.ingest import ingest, plan
+    from jobs.normalize import normalize
+
+    files = ["llamafactory/glaive_toolcall_en_demo.json", "llamafactory/reason_tool_use_demo_50.jsonl",
+             "llamafactory/mllm_demo.json", "llamafactory/kto_en_demo.json", "llamafactory/dpo_zh_demo.json",
+             "hh-rlhf/harmless-base/test.jsonl.gz", "llamafactory/c4_demo.jsonl", "fastchat/data/dummy_conversation.json"]
+    text = "sources:\n" + "".join(f"  - name: s{i}\n    path: {shared_data / f}\n" for i, f in enumerate(files))
+    cfg = load(None, [f"output.path={tmp_path / 'out'}"], text=text)
+    units, _ = plan(cfg)
+    df = normalize(ingest(spark, cfg, units), cfg).where("reject_reason is null")
+    assert _keys_equal_reference(df) > 4000
+
 
 def test_exact_duplicates_keep_the_longest_then_the_smallest_id(spark, tmp_path):
     text = prose(1, 60)
@@ -118,18 +165,42 @@ def test_verification_is_what_enforces_the_threshold(spark, tmp_path):
     assert report["counts"]["verified_pairs"] == 1 and got["b"]["drop_reason"] == "near_duplicate"
 
 
-def test_clusters_are_transitive_and_keep_one(spark, tmp_path):
+@pytest.mark.parametrize("local_max", [2_000_000, 0], ids=["local", "distributed"])
+def test_clusters_are_transitive_and_keep_one(spark, tmp_path, local_max):
     chain = [prose(30, 500)]
     for i in range(4):
         chain.append(variant(chain[-1], 0.93, 31 + i))
     assert all(true_jaccard(x, y) >= 0.85 for x, y in zip(chain, chain[1:], strict=False))
     assert true_jaccard(chain[0], chain[-1]) < 0.8  # the ends are no duplicates: only the chain links them
     rows = [unit(f"n{i}", t) for i, t in enumerate(chain)]
-    got, report = dedup(spark, rows, config(tmp_path))
+    got, report = dedup(spark, rows, config(tmp_path, local_components_max_edges=local_max))
     kept = [r for r in got.values() if r["drop_reason"] is None]
     assert len(kept) == 1
     assert {r["cluster_id"] for r in got.values()} == {kept[0]["id"]}
     assert report["cluster_sizes"] == {"5": 1} and report["counts"]["components_converged"] is True
+    assert report["counts"]["components_method"] == ("local" if local_max else "distributed")
+
+
+def test_local_and_distributed_components_label_alike(spark):
+    """A random graph with long paths and stars: one executor's union-find == large/small-star
+    rounds == a breadth-first search written here."""
+    from jobs.dedup import connected_components, local_components
+    from tests.udfs.test_components import bfs_minimum
+
+    rng = random.Random(7)
+    n = 400
+    edges = {tuple(sorted((rng.randrange(n), rng.randrange(n)))) for _ in range(300)}
+    edges |= {(i, i + 1) for i in range(100, 160)}  # a path: the many-rounds case
+    edges = {(x, y) for x, y in edges if x != y}
+    name = [f"r{i:04d}" for i in range(n)]  # zero-padded: string order == number order
+    df = spark.createDataFrame([(name[x], name[y]) for x, y in sorted(edges)], "a string, b string")
+    expected = bfs_minimum(sorted(edges), n)
+    want = {name[i]: name[expected[i]] for x_y in edges for i in x_y}
+    local = {r["id"]: r["root"] for r in local_components(df).collect()}
+    labels, rounds, converged = connected_components(df, 30)
+    distributed = {r["id"]: r["root"] for r in labels.collect()}
+    assert local == want
+    assert distributed == want and converged and rounds > 1
 
 
 def test_preference_pairs_on_the_same_prompt_are_duplicates(spark, tmp_path):
@@ -203,6 +274,7 @@ def test_disabled_stage_only_sets_cluster_ids(spark, tmp_path):
 def test_band_hashes_from_the_stage_equal_datasketch_signatures(spark, tmp_path, hashname):
     """The Spark features pass gives the band keys of datasketch's own MinHash of each key."""
     import xxhash
+    from pyspark.sql import functions as F
 
     from jobs.dedup import FEATURES, _features_fn
 
@@ -210,8 +282,7 @@ def test_band_hashes_from_the_stage_equal_datasketch_signatures(spark, tmp_path,
     cfg = config(tmp_path, hash=hashname)
     bands, rows = banding(cfg.dedup)
     df = spark.createDataFrame([unit(f"t{i}", t) for i, t in enumerate(texts)], UNIT_STRUCT)
-    df = df.selectExpr("id", "kind", "text", "system", "messages", "prompt", "completion", "source",
-                       "kind as scope", "0 as priority")
+    df = df.select("id", key_column().alias("key"), "source", F.col("kind").alias("scope"), F.lit(0).alias("priority"))
     got = {r["id"]: r["bands"] for r in df.mapInArrow(_features_fn(cfg.dedup, bands, rows), FEATURES).collect()}
     for i, t in enumerate(texts):
         m = MinHash(num_perm=128, seed=1, hashfunc=xxhash.xxh32_intdigest if hashname == "xxh32" else None)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 from datasketch import MinHash
 
-from udfs.dedup_key import conversation_text, dedup_key, exact_key_hash, normalized_key, shingle_batch
+from udfs.dedup_key import (
+    conversation_text,
+    dedup_key,
+    exact_key_hash,
+    exact_key_hashes,
+    normalized_key,
+    shingle_batch,
+)
 from udfs.minhash import hash_shingles, shingles, signatures_from_hashes
 
 
@@ -62,6 +70,17 @@ def test_unknown_kind_has_an_empty_key() -> None:
     assert dedup_key(None, text="x") == ""
 
 
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_batch_exact_hashes_equal_one_by_one(lowercase: bool) -> None:
+    """The compiled ASCII path vs exact_key_hash, on texts full of the whitespace str.split() knows."""
+    rng = random.Random(3)
+    alphabet = ["a", "B", "z", "Q", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", ",", "@", "[",
+                "`", "{", "_", "é", "ß", "\u3000", "\xa0"]
+    keys = HAND + [""] * 3 + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    assert exact_key_hashes(keys, lowercase) == [exact_key_hash(k, lowercase) for k in keys]
+    assert exact_key_hashes([], lowercase) == []
+
+
 def test_exact_hash_ignores_case_and_spacing_only() -> None:
     assert normalized_key("  Hello,\n\tWORLD  again ") == "hello, world again"
     assert normalized_key("Straße") == "strasse"
@@ -79,11 +98,12 @@ HAND = ["", "   ", "!!! ...", "a", "a b", "one two three four five", "one two th
         "tabs\tand\nnewlines\r\nand  double  spaces", "x" * 3, "émigré café " * 7, "_ _ __ a_b"]
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["numba", "numpy"])
 @pytest.mark.parametrize("unit", ["word", "char", "auto"])
 @pytest.mark.parametrize("ngram", [1, 2, 5])
 @pytest.mark.parametrize("lowercase", [True, False])
-def test_shingle_batch_equals_shingles(unit: str, ngram: int, lowercase: bool) -> None:
-    flat, counts = shingle_batch(HAND, ngram, unit, lowercase)
+def test_shingle_batch_equals_shingles(unit: str, ngram: int, lowercase: bool, kernel: bool) -> None:
+    flat, counts = shingle_batch(HAND, ngram, unit, lowercase, kernel)
     expected = [shingles(t, ngram=ngram, unit=unit, lowercase=lowercase) for t in HAND]  # type: ignore[arg-type]
     assert counts.tolist() == [len(e) for e in expected]
     assert flat == [s for e in expected for s in e]
@@ -124,10 +144,11 @@ def _real_keys() -> list[str]:
 
 
 @pytest.mark.shared_data
+@pytest.mark.parametrize("kernel", [True, False], ids=["numba", "numpy"])
 @pytest.mark.parametrize("unit", ["word", "auto"])
-def test_shingle_batch_equals_shingles_on_real_documents(unit: str) -> None:
+def test_shingle_batch_equals_shingles_on_real_documents(unit: str, kernel: bool) -> None:
     keys = _real_keys()
-    flat, counts = shingle_batch(keys, 5, unit)
+    flat, counts = shingle_batch(keys, 5, unit, kernel=kernel)
     expected = [shingles(k, ngram=5, unit=unit) for k in keys]  # type: ignore[arg-type]
     assert counts.tolist() == [len(e) for e in expected]
     assert flat == [s for e in expected for s in e]
@@ -148,3 +169,13 @@ def test_batch_signatures_equal_datasketch_on_real_documents(scheme: str, hashna
         for s in shingles(key, ngram=5, unit="auto"):
             m.update(s)
         assert np.array_equal(row, m.hashvalues)
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["numba", "numpy"])
+def test_many_texts_without_separators_between_them(kernel: bool) -> None:
+    """Texts that start and end with a word character: the batch buffer needs a space between
+    every two of them (a buffer sized to the input alone would overflow)."""
+    texts = ["a", "b", "Cd", "e f", "G"] * 500
+    flat, counts = shingle_batch(texts, 1, "word", kernel=kernel)
+    assert counts.tolist() == [1, 1, 1, 2, 1] * 500
+    assert flat == [b"a", b"b", b"cd", b"e", b"f", b"g"] * 500

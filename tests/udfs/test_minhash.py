@@ -139,20 +139,23 @@ def test_permutations_are_cached_and_read_only() -> None:
         first[0][0] = 1
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["numba", "numpy"])
 @pytest.mark.parametrize("scheme", minhash.SCHEMES)
 @pytest.mark.parametrize(("num_perm", "seed"), [(16, 1), (128, 1), (256, 42)])
-def test_synthetic_signatures_match_datasketch(scheme: str, num_perm: int, seed: int) -> None:
+def test_synthetic_signatures_match_datasketch(scheme: str, num_perm: int, seed: int, kernel: bool) -> None:
     docs = [shingles(t, ngram=3, unit="auto") for t in SYNTHETIC]
-    got = signature_matrix(docs, num_perm=num_perm, seed=seed, scheme=scheme)  # type: ignore[arg-type]
+    got = signature_matrix(docs, num_perm=num_perm, seed=seed, scheme=scheme, kernel=kernel)  # type: ignore[arg-type]
     expected = datasketch_matrix(docs, num_perm, seed, scheme)
     assert got.dtype == expected.dtype
     assert got.shape == (len(docs), num_perm)
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["numba", "numpy"])
 @pytest.mark.parametrize("scheme", minhash.SCHEMES)
-def test_empty_documents_get_the_empty_minhash(scheme: str) -> None:
-    got = signature_matrix([[], [b"x"], [], [], [b"y", b"z"], []], num_perm=32, scheme=scheme)  # type: ignore[arg-type]
+def test_empty_documents_get_the_empty_minhash(scheme: str, kernel: bool) -> None:
+    got = signature_matrix([[], [b"x"], [], [], [b"y", b"z"], []], num_perm=32, scheme=scheme,  # type: ignore[arg-type]
+                           kernel=kernel)
     fresh = MinHash(num_perm=32, scheme=scheme).hashvalues
     for row in (0, 2, 3, 5):
         np.testing.assert_array_equal(got[row], fresh)
@@ -173,14 +176,28 @@ def test_duplicate_shingles_do_not_change_the_signature() -> None:
 def test_chunking_splits_documents_without_changing_results(
     monkeypatch: pytest.MonkeyPatch, scheme: str
 ) -> None:
+    """The numpy path cuts the (num_perm x shingles) product into chunks; the numba one does not."""
     docs = [shingles(t, ngram=2, unit="auto") for t in SYNTHETIC * 3]
-    whole = signature_matrix(docs, num_perm=64, scheme=scheme)  # type: ignore[arg-type]
+    whole = signature_matrix(docs, num_perm=64, scheme=scheme, kernel=True)  # type: ignore[arg-type]
     assert whole.shape == (len(docs), 64)
     # 64 cells = one shingle per chunk, then 5 shingles: every document-boundary case gets crossed.
-    for cells, hash_block in [(64, 1), (5 * 64, 3)]:
+    for cells in (64, 5 * 64):
         monkeypatch.setattr(minhash, "_CHUNK_CELLS", cells)
-        monkeypatch.setattr(minhash, "_HASH_BLOCK", hash_block)
-        np.testing.assert_array_equal(signature_matrix(docs, num_perm=64, scheme=scheme), whole)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(signature_matrix(docs, num_perm=64, scheme=scheme, kernel=False), whole)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scheme", minhash.SCHEMES)
+def test_numba_and_numpy_signatures_agree_on_random_hashes(scheme: str) -> None:
+    rng = np.random.default_rng(11)
+    counts = np.r_[0, rng.integers(0, 400, 300), 0, 1]
+    hashes = rng.integers(0, 1 << 63, int(counts.sum()), dtype=np.uint64)
+    if scheme != "affine64":
+        hashes = hashes.astype(np.uint32)
+    for num_perm, seed in [(1, 1), (128, 3), (256, 9)]:
+        fast = minhash.signatures_from_hashes(hashes, counts, num_perm, seed, scheme, kernel=True)  # type: ignore[arg-type]
+        slow = minhash.signatures_from_hashes(hashes, counts, num_perm, seed, scheme, kernel=False)  # type: ignore[arg-type]
+        assert fast.dtype == slow.dtype
+        np.testing.assert_array_equal(fast, slow)
 
 
 def test_xxhash_matches_datasketch_with_the_same_hashfunc() -> None:
@@ -212,11 +229,13 @@ REAL_SETS = {
 @pytest.mark.parametrize("scheme", ["affine32", "legacy"])
 @pytest.mark.parametrize("num_perm", [128, 256])
 @pytest.mark.parametrize("seed", [1, 42])
-def test_real_data_signatures_match_datasketch(dataset: str, scheme: str, num_perm: int, seed: int) -> None:
+@pytest.mark.parametrize("kernel", [True, False], ids=["numba", "numpy"])
+def test_real_data_signatures_match_datasketch(dataset: str, scheme: str, num_perm: int, seed: int,
+                                               kernel: bool) -> None:
     relative, unit = REAL_SETS[dataset]
     docs = real_docs(relative, unit)
     assert all(docs), "every real document should give at least one shingle"
-    got = signature_matrix(docs, num_perm=num_perm, seed=seed, scheme=scheme)  # type: ignore[arg-type]
+    got = signature_matrix(docs, num_perm=num_perm, seed=seed, scheme=scheme, kernel=kernel)  # type: ignore[arg-type]
     expected = datasketch_matrix(docs, num_perm, seed, scheme)
     assert got.dtype == expected.dtype
     mismatched = [i for i in range(len(docs)) if not np.array_equal(got[i], expected[i])]
