@@ -36,10 +36,10 @@ def _union_find(a: np.ndarray, b: np.ndarray, parent: np.ndarray) -> None:
 @functools.lru_cache(maxsize=1)
 def _kernel() -> Callable[..., Any]:
     try:
-        import numba
+        from udfs.jit import njit
     except ImportError:
         return _union_find
-    return numba.njit(nogil=True, cache=True)(_union_find)
+    return njit(_union_find)
 
 
 def component_minimum(a: np.ndarray, b: np.ndarray, n_nodes: int) -> np.ndarray:

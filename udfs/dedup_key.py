@@ -78,11 +78,11 @@ def exact_key_hash(key: str, lowercase: bool = True) -> str:
 def _collapse_kernel() -> Callable[..., int] | None:
     """A numba loop doing :func:`normalized_key` on ASCII bytes (None without numba)."""
     try:
-        import numba
+        from udfs.jit import njit
     except ImportError:
         return None
 
-    @numba.njit(nogil=True, cache=True)
+    @njit
     def collapse(raw: Any, starts: Any, lengths: Any, lower: bool, space: Any, out: Any, out_ends: Any) -> None:
         o = 0
         for k in range(starts.shape[0]):
@@ -214,16 +214,16 @@ def _word_spans_kernel() -> Callable[..., Any] | None:
     """A numba pass doing :func:`_word_spans` (and, for raw ASCII texts, :func:`_word_text`) over
     bytes: about 5x faster than the numpy version. None without numba."""
     try:
-        import numba
+        from udfs.jit import njit
     except ImportError:
         return None
 
-    @numba.njit(nogil=True, cache=True, inline="always")
+    @njit(inline="always")
     def is_word(c: Any, ascii_text: bool, word_byte: Any) -> bool:
         # raw ASCII: \\w is [A-Za-z0-9_]; pre-tokenized UTF-8: every byte but the space
         return word_byte[c] if ascii_text else c != 32
 
-    @numba.njit(nogil=True, cache=True)
+    @njit
     def word_spans(raw: Any, bounds: Any, raw_ascii: Any, word_byte: Any, lower: bool, ngram: int) -> Any:
         n_texts = bounds.shape[0] - 1
         # Pass 1: tokens per text, so that the arrays below are allocated at their size.

@@ -209,14 +209,14 @@ def _signature_kernels() -> dict[str, Any] | None:
     permutation kept in a small array (vectorized over permutations): about 4x faster than the
     numpy version, which materializes the (num_perm, shingles) product. None without numba."""
     try:
-        import numba
+        from udfs.jit import njit
     except ImportError:
         return None
     u32, u64 = np.uint32, np.uint64
     prime = u64((1 << 61) - 1)
     low32 = u64(0xFFFFFFFF)
 
-    @numba.njit(nogil=True, cache=True)
+    @njit
     def affine32(h: Any, counts: Any, a: Any, b: Any, out: Any) -> None:
         running = np.empty(a.shape[0], dtype=np.uint32)
         pos = 0
@@ -234,7 +234,7 @@ def _signature_kernels() -> dict[str, Any] | None:
             pos += counts[d]
             out[d, :] = running
 
-    @numba.njit(nogil=True, cache=True)
+    @njit
     def affine64(h: Any, counts: Any, a: Any, b: Any, out: Any) -> None:
         running = np.empty(a.shape[0], dtype=np.uint64)
         pos = 0
@@ -252,7 +252,7 @@ def _signature_kernels() -> dict[str, Any] | None:
             pos += counts[d]
             out[d, :] = running
 
-    @numba.njit(nogil=True, cache=True)
+    @njit
     def legacy(h: Any, counts: Any, a: Any, b: Any, out: Any) -> None:
         running = np.empty(a.shape[0], dtype=np.uint64)
         pos = 0

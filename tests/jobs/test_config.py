@@ -48,6 +48,8 @@ def test_bad_top_level_keys_and_values(tmp_path, extra, message):
     ("sources.0.txt_unit=3", r"txt_unit: expected str, got int"),
     ("sources.5.name=x", r"'5' is not an index of a 1-item list"),
     ("nokey", r"expected dotted.key=value"),
+    ("dedup.local_components_max_edges=-1", r"local_components_max_edges >= 0 \(0 = always the distributed rounds\)"),
+    ("dedup.max_iterations=0", r"dedup.max_iterations must be >= 1"),
 ])
 def test_set_overrides_are_validated(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
