@@ -5,22 +5,27 @@ Only good records take part (``reject_reason`` and ``drop_reason`` null); the re
 1. **Key and signature**: the dedup key per kind (:mod:`udfs.dedup_key`, built by a Spark
    expression, :func:`key_column`), then one Arrow pass (``mapInArrow``) over (id, key): the
    key's exact hash (XXH3-128 of the key whitespace-collapsed and, with ``lowercase``,
-   casefolded), and the LSH band hashes of its MinHash, which is bit-identical to datasketch's for the same num_perm/seed/scheme/hash (:mod:`udfs.minhash`, :mod:`udfs.lsh`).
+   casefolded), and the LSH band hashes of its MinHash, which is bit-identical to datasketch's
+   for the same num_perm/seed/scheme/hash (:mod:`udfs.minhash`, :mod:`udfs.lsh`). Every record
+   gets a unique 64-bit ``node`` id for the graph steps.
 2. **Exact**: records with the same exact hash form a group; all but its best record (keep policy
    below) leave the near stage.
 3. **Candidates**: records sharing a band bucket. A bucket of k records gives k-1 edges, each member
-   to the bucket's smallest id, so a bucket of 20,000 boilerplate copies stays linear.
+   to the bucket's smallest node, so a bucket of 20,000 boilerplate copies stays linear.
 4. **Verification** (``verify``): the true Jaccard of the two keys' shingle sets, computed for
    every candidate edge from the distinct shingles of both ends (as 64-bit hashes: see
    :func:`_shingle_sets_fn`); edges below ``threshold`` never enter the graph.
 5. **Clusters**: connected components of the verified edges. A graph of up to
    ``local_components_max_edges`` edges (default 2M: ~100 MB in one Python worker) goes to one
    executor task's union-find (:mod:`udfs.components`), one Spark job; a larger one to
-   large-star / small-star rounds in Spark, lineage cut every step (``checkpoint`` when the SparkContext has a checkpoint directory,
-   e.g. ``spark.checkpoint.dir`` on a cluster; ``localCheckpoint`` otherwise: nothing to clean up
-   and no path Spark must be able to write, at the price that losing an executor fails the stage,
-   since truncated lineage cannot be recomputed). Nothing about edges or ids is collected to the
-   driver, only counts. ``candidate_pairs`` in the report counts these star edges, not all pairs.
+   large-star / small-star rounds in Spark, lineage cut every step (``checkpoint`` when the
+   SparkContext has a checkpoint directory, e.g. ``spark.checkpoint.dir`` on a cluster;
+   ``localCheckpoint`` otherwise: nothing to clean up and no path Spark must be able to write, at
+   the price that losing an executor fails the stage, since truncated lineage cannot be
+   recomputed). Nothing is collected to the driver but counts and report aggregates; joins
+   broadcast their small side (up to 2M rows, or 64 MB of shingle sets), which Spark ships through
+   the driver, and shuffle above that. ``candidate_pairs`` in the report counts these star edges,
+   not all pairs.
 6. **Keep policy**, per cluster (exact groups merged into their near clusters): the highest source
    priority (position in ``source_priority``, unlisted sources after the listed ones), then the
    longest key, then the smallest id. Every record of a cluster gets ``cluster_id`` = the kept id
@@ -146,7 +151,7 @@ def _features_fn(d: DedupConfig, bands: int, rows: int) -> Callable[[Iterator[pa
 
 
 def _shingle_sets_fn(d: DedupConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """(id, set): each key's distinct shingles as sorted 64-bit hashes (first 8 bytes of their
+    """(node, set): each key's distinct shingles as sorted 64-bit hashes (first 8 bytes of their
     SHA-1), for the Jaccard of candidate pairs. Comparing hashes instead of the shingles themselves
     can only merge two different shingles on a 64-bit collision: for two 1,000-shingle documents
     a chance of about 5e-14."""

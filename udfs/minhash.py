@@ -150,8 +150,9 @@ def hash_shingles(flat: Sequence[bytes], hash: HashName = "sha1", width: int = 3
     """Hash each shingle to the integer ``MinHash.hashfunc`` would return, as uint32/uint64.
 
     ``sha1`` is datasketch's default: ``sha1_hash32`` (first 4 digest bytes, little-endian) for
-    width 32, ``sha1_hash64`` (first 8) for width 64. ``xxh32``/``xxh64`` (seed 0) are ~7x faster and
-    equal datasketch only when it is given ``hashfunc=xxhash.xxh32_intdigest`` (or ``xxh64_intdigest``).
+    width 32, ``sha1_hash64`` (first 8) for width 64, computed by :mod:`udfs.sha1` (libcrypto from
+    numba: faster per shingle than ``xxhash`` called from Python). ``xxh32``/``xxh64`` (seed 0) equal
+    datasketch only when it is given ``hashfunc=xxhash.xxh32_intdigest`` (or ``xxh64_intdigest``).
     """
     if hash == "sha1":
         lengths = np.fromiter(map(len, flat), dtype=np.int64, count=len(flat))
